@@ -1,0 +1,179 @@
+"""Paired comparison of models on the same items: deltas, bootstrap CIs and permutation p-values.
+
+Per item, a model's score is its mean over epochs (missing judgments excluded; an item with no
+judgment is dropped from every pair it is in, and counted). A delta is arm minus reference on the
+items both have. The p-value is a two-sided sign-flip permutation test (exact up to 16 items), the
+CI a percentile bootstrap of the mean delta; a paired t-test p-value is reported beside it.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from pydantic import BaseModel
+from scipy import stats
+
+from traitdose.evaluate import SampleRecord
+
+EXACT_PERMUTATION_MAX_N = 16
+
+
+class PairedResult(BaseModel):
+    reference: str
+    arm: str
+    subset: str
+    n: int
+    dropped: int
+    mean_reference: float | None
+    mean_arm: float | None
+    delta: float | None
+    se: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    p_value_t: float | None
+    wins: int
+    losses: int
+    ties: int
+
+
+def item_scores(records: list[SampleRecord], subset: str = "overall", exclude: set[str] = frozenset()) -> dict[str, float | None]:
+    """Mean score per item over epochs; None for an item whose every judgment is missing."""
+    by_item: dict[str, list[float]] = {}
+    for r in records:
+        if (subset != "overall" and r.trait != subset) or r.item_id in exclude:
+            continue
+        scores = by_item.setdefault(r.item_id, [])
+        if r.score is not None:
+            scores.append(r.score)
+    return {k: (sum(v) / len(v) if v else None) for k, v in by_item.items()}
+
+
+def sign_flip_pvalue(deltas: np.ndarray, permutations: int, rng: np.random.Generator) -> float:
+    """Two-sided p-value of mean(deltas) = 0 under random sign flips of the paired differences."""
+    n = len(deltas)
+    observed = abs(deltas.mean())
+    tolerance = 1e-12 * max(1.0, observed)
+    if n <= EXACT_PERMUTATION_MAX_N:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
+        null = np.abs(signs @ deltas / n)
+        return float(np.mean(null >= observed - tolerance))
+    signs = rng.choice((1.0, -1.0), size=(permutations, n))
+    null = np.abs(signs @ deltas / n)
+    return float((1 + np.sum(null >= observed - tolerance)) / (permutations + 1))
+
+
+def bootstrap_ci(deltas: np.ndarray, resamples: int, confidence: float, rng: np.random.Generator) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean."""
+    idx = rng.integers(0, len(deltas), size=(resamples, len(deltas)))
+    means = deltas[idx].mean(axis=1)
+    alpha = (1 - confidence) / 2
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+def paired_comparison(
+    reference: dict[str, float | None],
+    arm: dict[str, float | None],
+    *,
+    reference_name: str = "reference",
+    arm_name: str = "arm",
+    subset: str = "overall",
+    bootstrap_samples: int = 10_000,
+    permutations: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> PairedResult:
+    items = sorted(set(reference) | set(arm))
+    paired = [k for k in items if reference.get(k) is not None and arm.get(k) is not None]
+    ref = np.array([reference[k] for k in paired], dtype=float)
+    new = np.array([arm[k] for k in paired], dtype=float)
+    deltas = new - ref
+    n = len(paired)
+    rng = np.random.default_rng(seed)
+    result = dict(
+        reference=reference_name, arm=arm_name, subset=subset, n=n, dropped=len(items) - n,
+        mean_reference=None, mean_arm=None, delta=None, se=None, ci_low=None, ci_high=None,
+        p_value=None, p_value_t=None,
+        wins=int(np.sum(deltas > 0)), losses=int(np.sum(deltas < 0)), ties=int(np.sum(deltas == 0)),
+    )
+    if n == 0:
+        return PairedResult(**result)
+    result.update(mean_reference=float(ref.mean()), mean_arm=float(new.mean()), delta=float(deltas.mean()))
+    result["ci_low"], result["ci_high"] = bootstrap_ci(deltas, bootstrap_samples, confidence, rng)
+    result["p_value"] = sign_flip_pvalue(deltas, permutations, rng)
+    if n >= 2:
+        result["se"] = float(deltas.std(ddof=1) / np.sqrt(n))
+        if np.any(deltas != deltas[0]):
+            result["p_value_t"] = float(stats.ttest_rel(new, ref).pvalue)
+    return PairedResult(**result)
+
+
+def mean_ci(values: list[float], resamples: int, confidence: float, seed: int) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return bootstrap_ci(np.array(values, dtype=float), resamples, confidence, np.random.default_rng(seed))
+
+
+def model_table(records: list[SampleRecord], *, resamples: int, confidence: float, seed: int) -> dict:
+    """Per trait and overall: mean with bootstrap CI over items, refusal rate, missing count."""
+    subsets = ["overall", *sorted({r.trait for r in records})]
+    out = {}
+    for subset in subsets:
+        rs = [r for r in records if subset == "overall" or r.trait == subset]
+        per_item = [v for v in item_scores(rs).values() if v is not None]
+        low, high = mean_ci(per_item, resamples, confidence, seed)
+        out[subset] = {
+            "items": len({r.item_id for r in rs}),
+            "mean": float(np.mean(per_item)) if per_item else None,
+            "ci_low": low,
+            "ci_high": high,
+            "refusal_rate": sum(r.refused for r in rs) / len(rs) if rs else None,
+            "missing": sum(r.score is None for r in rs),
+        }
+    return out
+
+
+def comparison_pairs(models: list[str], arms: list[str]) -> list[tuple[str, str]]:
+    """Every arm against the compute-matched baseline (the primary contrast), and against the base model."""
+    pairs = []
+    if "baseline" in arms:
+        pairs += [("baseline", a) for a in arms if a != "baseline"]
+    if "base" in models:
+        pairs += [("base", a) for a in arms]
+    return pairs
+
+
+def compare_records(
+    records: dict[str, list[SampleRecord]],
+    arms: list[str],
+    *,
+    bootstrap_samples: int,
+    permutations: int,
+    confidence: float,
+    seed: int,
+) -> dict:
+    """Everything compare.json holds: per-model tables and paired results, also on non-refused items."""
+    protocols = {r.protocol for rs in records.values() for r in rs}
+    if len(protocols) > 1:
+        # DESIGN trap 3: scores from different judge protocols are never compared.
+        raise ValueError(f"records carry different judge protocols {sorted(protocols)}; re-score with one protocol")
+    settings = dict(bootstrap_samples=bootstrap_samples, permutations=permutations, confidence=confidence, seed=seed)
+    traits = sorted({r.trait for rs in records.values() for r in rs})
+    refused = {m: {r.item_id for r in rs if r.refused} for m, rs in records.items()}
+    comparisons, non_refused = [], []
+    for ref, arm in comparison_pairs(list(records), arms):
+        either = refused[ref] | refused[arm]
+        for subset in ["overall", *traits]:
+            common = dict(reference_name=ref, arm_name=arm, subset=subset, **settings)
+            comparisons.append(paired_comparison(item_scores(records[ref], subset), item_scores(records[arm], subset), **common))
+            non_refused.append(
+                paired_comparison(item_scores(records[ref], subset, either), item_scores(records[arm], subset, either), **common)
+            )
+    return {
+        "judge_protocol": protocols.pop() if protocols else None,
+        "settings": settings,
+        "models": {m: model_table(rs, resamples=bootstrap_samples, confidence=confidence, seed=seed) for m, rs in records.items()},
+        "comparisons": [c.model_dump() for c in comparisons],
+        "comparisons_non_refused": [c.model_dump() for c in non_refused],
+    }

@@ -1,0 +1,196 @@
+"""Trait scenarios: schema, the curated bank shipped as package data, and bank statistics.
+
+A scenario is one realistic conversation written for one trait in one domain, ending on a user
+turn, with its own rubric of 3-6 criteria. Earlier assistant turns may carry a planted mistake the
+model must own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from traitdose.checks import Check
+from traitdose.errors import InputError, format_validation_error, load_yaml
+from traitdose.spec import load_spec
+
+Split = Literal["train", "heldout"]
+SPLITS: tuple[Split, ...] = ("train", "heldout")
+
+
+class Pressure(str, Enum):
+    """The devices that make a scenario hard (DESIGN §1)."""
+
+    competing_values = "competing_values"
+    adversarial_framing = "adversarial_framing"
+    factual_uncertainty = "factual_uncertainty"
+    deadline = "deadline"
+    demands_certainty = "demands_certainty"
+    planted_mistake = "planted_mistake"  # an earlier assistant turn holds a mistake to own
+    authority_pressure = "authority_pressure"
+    emotional_appeal = "emotional_appeal"
+    incentive_to_game = "incentive_to_game"
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(min_length=1)
+
+
+class Criterion(BaseModel):
+    """One rubric line. Required criteria add their weight when met; penalised ones subtract it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    text: str = Field(min_length=8, description="short imperative for a judge")
+    kind: Literal["required", "penalised"]
+    weight: float = Field(default=1.0, gt=0, le=5)
+    check: Check | None = None
+
+
+class Scenario(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    trait: str
+    domain: str
+    split: Split
+    pressure: tuple[Pressure, ...] = Field(min_length=1)
+    messages: tuple[Message, ...] = Field(min_length=1)
+    rubric: tuple[Criterion, ...] = Field(min_length=3, max_length=6)
+
+    @field_validator("trait")
+    @classmethod
+    def _known_trait(cls, v: str) -> str:
+        if v not in load_spec().trait_names:
+            raise ValueError(f"unknown trait {v!r}; known: {', '.join(load_spec().trait_names)}")
+        return v
+
+    @field_validator("domain")
+    @classmethod
+    def _known_domain(cls, v: str) -> str:
+        if v not in load_spec().domain_names:
+            raise ValueError(f"unknown domain {v!r}; known: {', '.join(load_spec().domain_names)}")
+        return v
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Scenario:
+        turns = [m for m in self.messages if m.role != "system"]
+        if any(m.role == "system" for m in self.messages[1:]):
+            raise ValueError("messages: a system message may only come first")
+        if not turns or turns[-1].role != "user":
+            raise ValueError("messages: the conversation must end on a user turn")
+        for a, b in zip(turns, turns[1:]):
+            if a.role == b.role:
+                raise ValueError("messages: user and assistant turns must alternate")
+        if Pressure.planted_mistake in self.pressure and not any(m.role == "assistant" for m in turns):
+            raise ValueError("pressure: planted_mistake needs an earlier assistant turn")
+        # DESIGN trap 8: a refusal must not be able to score well, so every rubric needs
+        # content-bearing required criteria, not only penalties.
+        if not any(c.kind == "required" for c in self.rubric):
+            raise ValueError("rubric: needs at least one required criterion a refusal cannot meet")
+        if self.split == "heldout" and not load_spec().trait(self.trait).held_out:
+            raise ValueError(f"split: trait {self.trait!r} is training-only and cannot be held out")
+        return self
+
+    @property
+    def prompt_text(self) -> str:
+        """What the policy reads: every turn, for overlap checks between splits."""
+        return "\n".join(m.content for m in self.messages)
+
+    @property
+    def is_multi_turn(self) -> bool:
+        return any(m.role == "assistant" for m in self.messages)
+
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+
+def bank_dir() -> Path:
+    return Path(str(resources.files("traitdose") / "data" / "scenarios"))
+
+
+def load_scenario_file(path: Path, split: Split | None = None) -> list[Scenario]:
+    """Load one YAML file holding a list of scenarios; errors name the file, item and field."""
+    raw = load_yaml(path)
+    if not isinstance(raw, list):
+        raise InputError(f"{path}: expected a list of scenarios at the top level")
+    scenarios = []
+    for i, item in enumerate(raw):
+        label = f"{path}: item {i}" + (f" (id={item.get('id')})" if isinstance(item, dict) else "")
+        try:
+            scenario = Scenario.model_validate(item)
+        except ValidationError as e:
+            raise InputError(f"{label}: {format_validation_error(e)}") from e
+        if split is not None and scenario.split != split:
+            raise InputError(f"{label}: split: is {scenario.split!r} but the file lies in {split}/")
+        scenarios.append(scenario)
+    return scenarios
+
+
+class ScenarioBank(BaseModel):
+    """All scenarios of a bank, by split, with unique ids."""
+
+    train: tuple[Scenario, ...]
+    heldout: tuple[Scenario, ...]
+
+    def split(self, name: Split) -> tuple[Scenario, ...]:
+        return self.train if name == "train" else self.heldout
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for s in (*self.train, *self.heldout):
+            h.update(s.content_hash().encode())
+        return h.hexdigest()
+
+
+def load_bank(root: Path | None = None) -> ScenarioBank:
+    """Load `root/train/*.yaml` and `root/heldout/*.yaml` (default: the shipped bank)."""
+    root = Path(root) if root else bank_dir()
+    if not root.is_dir():
+        raise InputError(f"{root}: scenario bank directory not found")
+    by_split: dict[str, list[Scenario]] = {}
+    seen: dict[str, Path] = {}
+    for split in SPLITS:
+        items: list[Scenario] = []
+        for path in sorted((root / split).glob("*.yaml")):
+            for s in load_scenario_file(path, split):
+                if s.id in seen:
+                    raise InputError(f"{path}: id: {s.id!r} already defined in {seen[s.id]}")
+                seen[s.id] = path
+                items.append(s)
+        by_split[split] = items
+    return ScenarioBank(train=tuple(by_split["train"]), heldout=tuple(by_split["heldout"]))
+
+
+def bank_stats(bank: ScenarioBank) -> dict:
+    """Counts per split and (trait, domain) cell, in spec order, for `traitdose scenarios stats`."""
+    spec = load_spec()
+    out = {}
+    for split in SPLITS:
+        items = bank.split(split)
+        counts = Counter((s.trait, s.domain) for s in items)
+        cells = [
+            {"trait": t, "domain": d, "count": counts[(t, d)]}
+            for t in spec.trait_names
+            for d in spec.domain_names
+            if counts[(t, d)]
+        ]
+        out[split] = {
+            "total": len(items),
+            "traits": sorted({s.trait for s in items}, key=spec.trait_names.index),
+            "domains": sorted({s.domain for s in items}, key=spec.domain_names.index),
+            "multi_turn": sum(s.is_multi_turn for s in items),
+            "cells": cells,
+        }
+    return out
+
+
+def dumps_stats(stats: dict) -> str:
+    return json.dumps(stats, indent=2)
