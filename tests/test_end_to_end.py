@@ -193,3 +193,26 @@ def test_unreachable_judge_stops_the_run_before_training(tmp_path, tiny_model_di
 def test_stage_command_on_missing_run_dir(tmp_path):
     result = CliRunner().invoke(app, ["compare", str(tmp_path / "none")])
     assert result.exit_code == 2 and "manifest.json" in result.output
+
+
+def test_public_dataset_tasks_enter_the_mixture_from_a_local_file(tmp_path, tiny_model_dir):
+    rows = [{"question": f"Tom has {i} apples and buys 3 more. How many now?", "answer": f"{i}+3={i + 3}\n#### {i + 3}"}
+            for i in range(40)]
+    data = tmp_path / "gsm8k.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe = tiny_recipe(tiny_model_dir, ordinary={"weights": {"arithmetic": 1}, "dataset": "gsm8k",
+                                                   "dataset_file": str(data), "dataset_fraction": 0.5})
+    run = Run(tmp_path / "run", load_recipe(write_recipe(tmp_path, recipe)))
+    run.prepare()
+    mixture = [json.loads(x) for x in (tmp_path / "run" / "mixture" / "baseline.jsonl").read_text().splitlines()]
+    assert {r["kind"] for r in mixture} == {"dataset", "arithmetic"}
+    assert any("Tom has" in r["prompt"][0]["content"] for r in mixture)
+
+
+def test_bad_dataset_file_names_the_file(tmp_path, tiny_model_dir):
+    data = tmp_path / "broken.jsonl"
+    data.write_text('{"question": "no answer field"}\n')
+    recipe = tiny_recipe(tiny_model_dir, ordinary={"dataset": "gsm8k", "dataset_file": str(data), "dataset_fraction": 0.5})
+    result = CliRunner().invoke(app, ["run", str(write_recipe(tmp_path, recipe)), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "broken.jsonl" in result.output
+    assert not (tmp_path / "run" / "train").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -159,4 +160,8 @@ def report(run_dir: RunDir) -> None:
 
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    # transformers' deprecation notices (gradient_checkpointing -> activation_checkpointing, raised
+    # inside TRL) would bury the progress bars; they say nothing about the run.
+    warnings.filterwarnings("ignore", category=FutureWarning)
     app()

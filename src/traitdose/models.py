@@ -125,13 +125,24 @@ def resolve_model(ref: str, *, revision: str | None = None, field: str = "policy
     return _check_local(Path(local), field)
 
 
+def resolve_dtype(dtype: str) -> str:
+    """'auto' -> bfloat16 on hardware with native bf16 (CUDA, or CPUs with AVX512-BF16/AMX), else float32."""
+    if dtype != "auto":
+        return dtype
+    import torch
+
+    if torch.cuda.is_available():
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    return "bfloat16" if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported() else "float32"
+
+
 def load_causal_lm(path: Path, *, dtype: str = "float32", trust_remote_code: bool = False):
     """Model and tokenizer from a resolved folder; safetensors only."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=getattr(torch, dtype), use_safetensors=True, trust_remote_code=trust_remote_code
+        path, dtype=getattr(torch, resolve_dtype(dtype)), use_safetensors=True, trust_remote_code=trust_remote_code
     )
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token is None:

@@ -21,7 +21,9 @@ class _Section(BaseModel):
 class PolicyConfig(_Section):
     model: str = Field(default="embedded", description="'embedded', a local folder, or a hub id")
     revision: str | None = None
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="auto: bfloat16 where the GPU or CPU computes it natively, else float32"
+    )
     trust_remote_code: bool = False
 
 

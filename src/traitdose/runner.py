@@ -28,7 +28,7 @@ from traitdose.errors import InputError
 from traitdose.evaluate import evaluate_model, read_records, select_heldout, summarise, write_records
 from traitdose.grading import DeterministicJudge, JudgmentCache, LLMJudge, RubricGrader
 from traitdose.mixture import ARMS, build_arm_rows, mixture_counts
-from traitdose.models import resolve_model, weights_digest
+from traitdose.models import resolve_dtype, resolve_model, weights_digest
 from traitdose.recipe import Recipe, load_recipe
 from traitdose.scenarios import ScenarioBank, load_bank
 from traitdose.tasks import generate_mixture, load_dataset_tasks
@@ -184,7 +184,8 @@ class Run:
             (mixture_dir / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
             training[name] = {"counts": mixture_counts(rows, recipe.training.completions_per_prompt), "result": None}
         self.manifest.update(
-            models={"base": {"source": recipe.policy.model, "path": str(base), "sha256": weights_digest(base)}},
+            models={"base": {"source": recipe.policy.model, "path": str(base), "sha256": weights_digest(base),
+                             "compute_dtype": resolve_dtype(recipe.policy.dtype)}},
             data={
                 "scenario_bank": bank.digest(),
                 "train_scenarios": len(bank.train),
@@ -268,7 +269,7 @@ class Run:
             grader = self.grader()
             records = evaluate_model(
                 self.model_dir(name), name, scenarios, grader, out / "logs",
-                max_tokens=cfg.max_tokens, epochs=cfg.epochs, batch_size=cfg.batch_size, dtype=self.recipe.policy.dtype,
+                max_tokens=cfg.max_tokens, epochs=cfg.epochs, batch_size=cfg.batch_size, dtype=resolve_dtype(self.recipe.policy.dtype),
             )
             write_records(out / f"{name}.jsonl", records)
             self.manifest.setdefault("evaluation", {})[name] = {

@@ -9,7 +9,6 @@ are logged every step, with a warning when most groups are dead.
 from __future__ import annotations
 
 import json
-import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -157,7 +156,8 @@ def train_arm(
         save_total_limit=1,
         report_to=[],
         use_cpu=not on_gpu,
-        bf16=on_gpu and recipe.policy.dtype == "bfloat16",
+        # Recomputing activations saves GPU memory; on CPU memory is plentiful and time is not.
+        gradient_checkpointing=on_gpu,
     )
     peft_config = None
     if cfg.lora is not None:
@@ -188,19 +188,12 @@ def train_arm(
     tokens = sum(h.get("completions/mean_length", 0.0) for h in history) * cfg.prompts_per_step * cfg.completions_per_prompt
     adapter_dir, merge_diff = None, None
     merged_dir = out_dir / "merged"
-    trained = trainer.model
     if cfg.lora is not None:
         adapter_dir = out_dir / "adapter"
-        trained.save_pretrained(adapter_dir)
-        probe = tokenizer("Merging check: the quick brown fox", return_tensors="pt").to(trained.device)
-        with torch.no_grad():
-            before = trained(**probe).logits.float()
-            merged = trained.merge_and_unload()
-            after = merged(**probe).logits.float()
-        # DESIGN trap 7: merged full-precision weights must reproduce the adapter model.
-        merge_diff = float((before - after).abs().max())
-        trained = merged
-    trained.save_pretrained(merged_dir, safe_serialization=True)
+        trainer.model.save_pretrained(adapter_dir)
+        merge_diff = merge_adapter(base_dir, adapter_dir, merged_dir, trust_remote_code=recipe.policy.trust_remote_code)
+    else:
+        trainer.model.save_pretrained(merged_dir, safe_serialization=True)
     tokenizer.save_pretrained(merged_dir)
     return TrainResult(
         arm=arm.name,
@@ -211,11 +204,34 @@ def train_arm(
         mean_dead_group_fraction=sum(dead) / len(dead) if dead else None,
         dead_group_warnings=monitor.warnings,
         judge_missing=grader.counts["missing"],
-        merge_max_logit_diff=merge_diff if merge_diff is None or math.isfinite(merge_diff) else None,
+        merge_max_logit_diff=merge_diff,
         adapter_dir=str(adapter_dir) if adapter_dir else None,
         merged_dir=str(merged_dir),
         wall_seconds=round(time.time() - started, 1),
     )
+
+
+def merge_adapter(base_dir: Path, adapter_dir: Path, merged_dir: Path, *, trust_remote_code: bool = False) -> float:
+    """Merge a LoRA adapter into the full-precision base weights and save them (DESIGN trap 7).
+
+    Training may run in bf16; the merge always starts from the stored fp32 weights. Returns the
+    largest logit difference between adapter-on-base and merged model on a probe input, which must
+    be ~0 for the merged weights to stand in for the adapter in evaluation and attacks.
+    """
+    import torch
+    from peft import PeftModel
+
+    from traitdose.models import load_causal_lm
+
+    base, tokenizer = load_causal_lm(base_dir, dtype="float32", trust_remote_code=trust_remote_code)
+    model = PeftModel.from_pretrained(base, adapter_dir)
+    probe = tokenizer("Merge check: the quick brown fox jumps over the lazy dog.", return_tensors="pt")
+    with torch.no_grad():
+        before = model(**probe).logits
+        merged = model.merge_and_unload()
+        after = merged(**probe).logits
+    merged.save_pretrained(merged_dir, safe_serialization=True)
+    return float((before - after).abs().max())
 
 
 def load_train_log(path: Path) -> list[dict]:
