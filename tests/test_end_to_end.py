@@ -55,7 +55,23 @@ def varying_reward(monkeypatch):
     monkeypatch.setattr(train_module, "make_reward_funcs", with_length)
 
 
-def test_full_run_then_resume_reuses_everything(tmp_path, tiny_model_dir, varying_reward):
+@pytest.fixture
+def hub_calls(monkeypatch):
+    """Records every hub download transformers attempts: an offline pipeline must make none."""
+    import transformers.utils.hub as hub
+
+    calls = []
+    real = hub.hf_hub_download
+
+    def spy(repo_id, *args, **kwargs):
+        calls.append(repo_id)
+        return real(repo_id, *args, **kwargs)
+
+    monkeypatch.setattr(hub, "hf_hub_download", spy)
+    return calls
+
+
+def test_full_run_then_resume_reuses_everything(tmp_path, tiny_model_dir, varying_reward, hub_calls):
     recipe_path = write_recipe(tmp_path, tiny_recipe(tiny_model_dir))
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["run", str(recipe_path), "--out", str(out)])
@@ -88,6 +104,7 @@ def test_full_run_then_resume_reuses_everything(tmp_path, tiny_model_dir, varyin
     html = (out / "report.html").read_text()
     assert "Compute matching" in html and "refused" in html and "data:image/png;base64" in html
     assert list((out / "eval" / "logs").glob("*.eval"))
+    assert hub_calls == []
 
     # Resume: nothing is redone, nothing duplicated.
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and "report.html" not in p.name}

@@ -14,7 +14,7 @@ from pathlib import Path
 from inspect_ai import Task
 from inspect_ai import eval as inspect_eval
 from inspect_ai.dataset import MemoryDataset, Sample
-from inspect_ai.model import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser, GenerateConfig
+from inspect_ai.model import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser, GenerateConfig, ModelInfo, set_model_info
 from inspect_ai.scorer import SampleScore, Score, mean, metric, scorer, stderr
 from inspect_ai.solver import generate
 from pydantic import BaseModel
@@ -110,9 +110,13 @@ def evaluate_model(
 ) -> list[SampleRecord]:
     """Run the held-out task on one local model with Inspect's HF provider; return per-sample records."""
     task = heldout_trait_task(scenarios, grader, max_tokens=max_tokens, epochs=epochs)
+    model = f"hf/{label}"
+    # Without registered info, Inspect's usage reporting looks the name up by instantiating
+    # `hf/<label>` again, without model_path: a hub download attempt for every evaluation.
+    set_model_info(model, ModelInfo(organization="local", model=str(model_dir)))
     logs = inspect_eval(
         task,
-        model=f"hf/{label}",
+        model=model,
         model_args={
             "model_path": str(model_dir),
             "do_sample": epochs > 1,  # greedy for a single pass, sampled when several epochs
