@@ -92,8 +92,9 @@ def test_full_run_then_resume_reuses_everything(tmp_path, tiny_model_dir, varyin
         assert (out / "train" / arm / "merged" / "model.safetensors").is_file()
         log = [json.loads(x) for x in (out / "train" / arm / "train_log.jsonl").read_text().splitlines()]
         assert any("frac_reward_zero_std" in e for e in log)
-    trait_log = [json.loads(x) for x in (out / "train" / "trait" / "train_log.jsonl").read_text().splitlines()]
-    assert any(e.get("dose/trait_fraction") == 0.5 for e in trait_log)
+    for arm, dose in (("trait", 0.5), ("baseline", 0.0)):
+        log = [json.loads(x) for x in (out / "train" / arm / "train_log.jsonl").read_text().splitlines()]
+        assert [e["dose/trait_fraction"] for e in log if "dose/trait_fraction" in e] == [dose, dose]
     assert manifest["judge"]["hash"] and manifest["models"]["base"]["sha256"]
     assert manifest["models"]["trait"]["sha256"] != manifest["models"]["baseline"]["sha256"]
 

@@ -11,6 +11,7 @@ everything downstream of it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import platform
 import shutil
@@ -175,13 +176,15 @@ class Run:
         ordinary, filler = self._ordinary_streams()
         mixture_dir = self.dir / "mixture"
         mixture_dir.mkdir(exist_ok=True)
-        training = {}
+        training, mixture_digests = {}, {}
         for name in recipe.arms:
             try:
                 rows = build_arm_rows(ARMS[name], schedule, list(bank.train), ordinary, filler, recipe.seed)
             except ValueError as e:
                 raise InputError(f"arms: {e}") from e
-            (mixture_dir / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            text = "".join(json.dumps(r) + "\n" for r in rows)
+            (mixture_dir / f"{name}.jsonl").write_text(text)
+            mixture_digests[name] = hashlib.sha256(text.encode()).hexdigest()
             training[name] = {"counts": mixture_counts(rows, recipe.training.completions_per_prompt), "result": None}
         self.manifest.update(
             models={"base": {"source": recipe.policy.model, "path": str(base), "sha256": weights_digest(base),
@@ -191,6 +194,7 @@ class Run:
                 "train_scenarios": len(bank.train),
                 "heldout_scenarios": len(bank.heldout),
                 "disjointness": "train vs held-out checked: no exact or near duplicates",
+                "mixtures_sha256": mixture_digests,
             },
             judge={"protocol": grader.judge.protocol.model_dump(), "hash": grader.protocol_hash},
             mixture={

@@ -8,6 +8,7 @@ are logged every step, with a warning when most groups are dead.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import warnings
@@ -49,30 +50,38 @@ def _named(fn: Callable, name: str) -> Callable:
     return fn
 
 
+def _log_dose(kind: list[str], log_metric) -> None:
+    """Log the dose each step actually carried (DESIGN trap 5), from exactly one reward function."""
+    if log_metric is not None:
+        log_metric("dose/trait_fraction", sum(k == "trait" for k in kind) / len(kind))
+
+
 def make_reward_funcs(arm: Arm, kinds: Sequence[str], scenarios: dict[str, Scenario], grader: RubricGrader):
     """One reward function per task kind present in the arm's rows."""
     funcs = []
+    ordinary_kinds = sorted(k for k in kinds if k != "trait")
     if "trait" in kinds:
         rubric_of = (lambda s: HELPFULNESS_RUBRIC) if arm.trait_reward == "helpfulness" else (lambda s: s.rubric)
 
         async def trait_reward(prompts, completions, kind, item_id, log_metric=None, **_):
-            if log_metric is not None:  # the dose actually seen this step
-                log_metric("dose/trait_fraction", sum(k == "trait" for k in kind) / len(kind))
-            out: list[float | None] = []
-            for completion, k, item in zip(completions, kind, item_id, strict=True):
+            _log_dose(kind, log_metric)
+
+            async def score(completion, k: str, item: str) -> float | None:
                 if k != "trait":
-                    out.append(None)
-                    continue
+                    return None
                 s = scenarios[item]
-                judgment = await grader.grade(s.messages, _text(completion), rubric_of(s))
-                out.append(judgment.score)  # None when missing: TRL drops it, it is never 0
-            return out
+                # None when the judgment is missing: TRL leaves it out, it is never 0
+                return (await grader.grade(s.messages, _text(completion), rubric_of(s))).score
+
+            return list(await asyncio.gather(*map(score, completions, kind, item_id)))
 
         funcs.append(_named(trait_reward, f"trait_{arm.trait_reward}"))
 
-    for task_kind in sorted(k for k in kinds if k != "trait"):
+    for task_kind in ordinary_kinds:
 
-        def ordinary_reward(prompts, completions, kind, payload, _kind=task_kind, **_):
+        def ordinary_reward(prompts, completions, kind, payload, log_metric=None, _kind=task_kind, **_):
+            if "trait" not in kinds and _kind == ordinary_kinds[0]:
+                _log_dose(kind, log_metric)
             return [
                 score_task(task_from_row({"payload": p}), _text(c)) if k == _kind else None
                 for c, k, p in zip(completions, kind, payload, strict=True)
