@@ -134,8 +134,10 @@ def evaluate_model(
     records = []
     for sample in log.samples:
         score = (sample.scores or {}).get(SCORER_NAME)
-        meta = (score.metadata if score else None) or {}
-        value = score.value if score else math.nan
+        if score is None:  # generation or scoring failed for this sample: missing, with Inspect's reason
+            value, meta = math.nan, {"missing_reason": sample.error.message if sample.error else "not scored"}
+        else:
+            value, meta = score.value, score.metadata or {}
         missing = not isinstance(value, int | float) or math.isnan(value)
         records.append(
             SampleRecord(
@@ -145,7 +147,7 @@ def evaluate_model(
                 domain=sample.metadata["domain"],
                 score=None if missing else float(value),
                 refused=bool(meta.get("refused", False)),
-                missing_reason=meta.get("missing_reason") or (None if score else (sample.error.message if sample.error else "no score")),
+                missing_reason=meta.get("missing_reason"),
                 protocol=meta.get("protocol", grader.protocol_hash),
                 response=sample.output.completion if sample.output else "",
             )
