@@ -98,3 +98,11 @@ def test_compare_records_non_refused_subset_and_protocol_guard():
     with pytest.raises(ValueError, match="judge protocols"):
         compare_records({"base": base, "trait": [_rec("a", 0.5, protocol="q")]}, ["trait"],
                         bootstrap_samples=200, permutations=200, confidence=0.95, seed=0)
+
+
+def test_changed_responses_counts_text_differences():
+    from traitdose.compare import changed_responses
+
+    ref = [_rec("a", 0.5), _rec("b", 0.5)]
+    arm = [_rec("a", 0.5).model_copy(update={"response": "different"}), _rec("b", 0.5)]
+    assert changed_responses(ref, arm) == {"n": 2, "changed": 1}

