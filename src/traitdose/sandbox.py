@@ -383,21 +383,16 @@ def _wait(proc: subprocess.Popen, timeout_s: float) -> bool:
             timed_out = False
         except subprocess.TimeoutExpired:
             timed_out = True
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        proc.wait()
-        return timed_out
-    deadline = time.monotonic() + timeout_s
-    pause = 0.001
-    timed_out = True
-    while time.monotonic() < deadline:
-        if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-            timed_out = False
-            break
-        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-        pause = min(pause * 2, 0.02)
+    else:
+        deadline = time.monotonic() + timeout_s
+        pause = 0.001
+        timed_out = True
+        while time.monotonic() < deadline:
+            if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                timed_out = False
+                break
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 2, 0.02)
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

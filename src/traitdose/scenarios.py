@@ -8,7 +8,6 @@ model must own.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from enum import Enum
 from importlib import resources
@@ -190,7 +189,3 @@ def bank_stats(bank: ScenarioBank) -> dict:
             "cells": cells,
         }
     return out
-
-
-def dumps_stats(stats: dict) -> str:
-    return json.dumps(stats, indent=2)
