@@ -92,6 +92,12 @@ def _caveats(recipe: dict, compare: dict, n_items: int) -> list[str]:
     ]
     primary = [c for c in compare["comparisons"] if c["reference"] == "baseline" and c["subset"] == "overall"]
     for c in primary:
+        changed = compare["changed_responses"][f"baseline->{c['arm']}"]
+        if c["ties"] == c["n"] and changed["changed"]:
+            lines.append(
+                f"{c['arm']} vs baseline: every item scored the same, yet {changed['changed']} of {changed['n']} "
+                "responses differ: the grader did not distinguish them, which is not evidence that training did nothing."
+            )
         if c["delta"] is None:
             lines.append(f"{c['arm']} vs baseline: no paired items, no conclusion possible.")
         elif c["ci_low"] <= 0 <= c["ci_high"]:
