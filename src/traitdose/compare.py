@@ -144,6 +144,11 @@ def comparison_pairs(models: list[str], arms: list[str]) -> list[tuple[str, str]
     return pairs
 
 
+def pair_key(reference: str, arm: str) -> str:
+    """How compare.json names a (reference, arm) pair in its per-pair mappings."""
+    return f"{reference}->{arm}"
+
+
 def changed_responses(reference: list[SampleRecord], arm: list[SampleRecord]) -> dict:
     """How many paired responses differ at all: tells "training changed nothing" apart from
     "the grader cannot see the change" when scores tie."""
@@ -170,7 +175,8 @@ def compare_records(
     traits = sorted({r.trait for rs in records.values() for r in rs})
     refused = {m: {r.item_id for r in rs if r.refused} for m, rs in records.items()}
     comparisons, non_refused = [], []
-    for ref, arm in comparison_pairs(list(records), arms):
+    pairs = comparison_pairs(list(records), arms)
+    for ref, arm in pairs:
         either = refused[ref] | refused[arm]
         for subset in ["overall", *traits]:
             common = dict(reference_name=ref, arm_name=arm, subset=subset, **settings)
@@ -180,7 +186,7 @@ def compare_records(
             )
     return {
         "judge_protocol": protocols.pop() if protocols else None,
-        "changed_responses": {f"{ref}->{arm}": changed_responses(records[ref], records[arm]) for ref, arm in comparison_pairs(list(records), arms)},
+        "changed_responses": {pair_key(ref, arm): changed_responses(records[ref], records[arm]) for ref, arm in pairs},
         "settings": settings,
         "models": {m: model_table(rs, resamples=bootstrap_samples, confidence=confidence, seed=seed) for m, rs in records.items()},
         "comparisons": [c.model_dump() for c in comparisons],

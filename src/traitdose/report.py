@@ -11,6 +11,7 @@ from pathlib import Path
 
 from jinja2 import Environment, StrictUndefined
 
+from traitdose.compare import pair_key
 from traitdose.train import load_train_log
 
 
@@ -92,7 +93,7 @@ def _caveats(recipe: dict, compare: dict, n_items: int) -> list[str]:
     ]
     primary = [c for c in compare["comparisons"] if c["reference"] == "baseline" and c["subset"] == "overall"]
     for c in primary:
-        changed = compare["changed_responses"][f"baseline->{c['arm']}"]
+        changed = compare["changed_responses"][pair_key("baseline", c["arm"])]
         if c["ties"] == c["n"] and changed["changed"]:
             lines.append(
                 f"{c['arm']} vs baseline: every item scored the same, yet {changed['changed']} of {changed['n']} "
@@ -140,6 +141,7 @@ def render_report(run_dir: Path) -> Path:
     html = template.render(
         recipe=recipe,
         manifest=manifest,
+        pair_key=pair_key,
         compare=compare,
         models=models,
         subsets=subsets,

@@ -23,7 +23,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from traitdose.compare import compare_records
+from traitdose.compare import compare_records, pair_key
 from traitdose.contamination import assert_disjoint
 from traitdose.errors import InputError
 from traitdose.evaluate import evaluate_model, read_records, select_heldout, summarise, write_records
@@ -315,7 +315,7 @@ class Run:
         for c in result["comparisons"]:
             if c["subset"] != "overall":
                 continue
-            changed = result["changed_responses"][f"{c['reference']}->{c['arm']}"]
+            changed = result["changed_responses"][pair_key(c["reference"], c["arm"])]
             changed = f"{changed['changed']}/{changed['n']}"
             if c["delta"] is None:
                 table.add_row(f"{c['reference']} → {c['arm']}", str(c["n"]), "—", "—", "—", "—", changed)
